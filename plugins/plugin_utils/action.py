@@ -86,9 +86,8 @@ class CortecsActionBase(ActionBase):
             failed, result, warnings = execute(resource, params, bool(self._task.check_mode), bool(self._task.diff))
         except Exception as exc:  # pylint: disable=broad-except
             # Unexpected bugs still end as a task failure, never with a credential in the text.
-            result = dict(failed=True, msg='Unexpected error in %s: %s: %s' % (resource.name, type(exc).__name__, exc),
-                          exception=traceback.format_exc())
-            return remove_values(result, no_log_values)
+            failed, warnings = True, []
+            result = dict(msg='Unexpected error in %s: %s: %s' % (resource.name, type(exc).__name__, exc), exception=traceback.format_exc())
         if failed:
             result['failed'] = True
         if warnings:
