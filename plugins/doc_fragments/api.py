@@ -56,10 +56,10 @@ options:
 requirements:
   - requests (Python library, on the host that runs the module; in-process execution uses the controller's)
 notes:
-  - The tasks talk to a remote API; run them on the controller (C(connection: local) or
+  - "The tasks talk to a remote API; run them on the controller (C(connection: local) or
     C(delegate_to: localhost)). There the collection's action plugin runs the module's logic inside
     the controller process, which is much faster than executing a module. Set the variable
     C(cortecs_execution) (or the environment variable E(CORTECS_EXECUTION)) to V(module) to force
-    normal module execution, or to V(controller) to force in-process execution.
+    normal module execution, or to V(controller) to force in-process execution."
 '''
 
