@@ -62,4 +62,3 @@ notes:
     C(cortecs_execution) (or the environment variable E(CORTECS_EXECUTION)) to V(module) to force
     normal module execution, or to V(controller) to force in-process execution."
 '''
-
