@@ -44,7 +44,7 @@ PROJECT_CONFIG_SPEC = dict(
 
 # Why the API refused, in the words of this collection; other statuses use the client's generic hints.
 EXPLANATIONS = {
-    ('GET', 403): 'reading project settings needs a management key (an API key created with is_management_key=true)',
+    ('GET', 403): 'reading project settings needs a management key, that is an API key created with is_management_key=true',
     ('PUT', 403): 'updating project settings needs a management key whose user is an admin of the project: '
                   'the key is not a management key, or its user is only a member of the project',
     ('GET', 404): 'the project of this management key has no configuration; the Management API can read and '

@@ -14,7 +14,7 @@ description:
   - Returns the current balance of the user that owns the management key.
   - Use it to stop a run before any write when the balance is below a floor.
 author:
-  - cortecs.management contributors
+  - cortecs.management contributors (@cortecs-ai)
 extends_documentation_fragment:
   - cortecs.management.api
   - cortecs.management.attributes

@@ -25,7 +25,7 @@ description:
     new C(updated_at). A run that finds nothing to change makes exactly one read and no write.
   - Changing the configuration needs a management key of a project B(admin); reading works for any management key.
 author:
-  - cortecs.management contributors
+  - cortecs.management contributors (@cortecs-ai)
 extends_documentation_fragment:
   - cortecs.management.api
   - cortecs.management.attributes

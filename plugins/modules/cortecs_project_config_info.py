@@ -18,7 +18,7 @@ description:
   - Fails with an explanation when the project has no configuration (HTTP 404), because the Management API cannot
     create one.
 author:
-  - cortecs.management contributors
+  - cortecs.management contributors (@cortecs-ai)
 extends_documentation_fragment:
   - cortecs.management.api
   - cortecs.management.attributes

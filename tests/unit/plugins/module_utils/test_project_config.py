@@ -38,16 +38,17 @@ def server_config(**inference):
 class FakeServer:
     """Behaves like the API: GET returns the config, PUT checks the timestamps and replaces inference_config.
 
-    `put_script` items run in order for each PUT: an exception to raise, or one of
+    `put_errors` are raised by the first PUTs. Then `put_script` items run in order for each PUT, one of
     'apply' (default), 'apply_then_stale' (the first attempt was applied, its retry refused as stale),
     'concurrent' (someone else changes the config just before this PUT arrives),
     'other_writer_then_retry_stale' (someone else changed it and a retried PUT is refused as stale).
     `get_errors` holds one exception per GET (None = answer normally).
     """
 
-    def __init__(self, config=None, put_script=(), get_errors=()):
+    def __init__(self, config=None, put_script=(), put_errors=(), get_errors=()):
         self.config = server_config() if config is None else config
         self.put_script = list(put_script)
+        self.put_errors = list(put_errors)
         self.get_errors = list(get_errors)
         self.calls = []
         self.tick = 0
@@ -64,9 +65,9 @@ class FakeServer:
 
     def put(self, path, body):
         self.calls.append(('PUT', path, copy.deepcopy(body)))
+        if self.put_errors:
+            raise self.put_errors.pop(0)
         action = self.put_script.pop(0) if self.put_script else 'apply'
-        if isinstance(action, BaseException):
-            raise action
         if action == 'concurrent':
             self._store(dict(inference_config=dict(self.config['inference_config'], eu_native=True)))
         if action == 'other_writer_then_retry_stale':
@@ -120,7 +121,7 @@ def api_error(method, status, text, attempts=1):
 def test_bad_input_fails_before_any_request(options, fragment):
     made = []
     failed, result, dummy = execute(pc.PROJECT_CONFIG, dict(inference_config=options, allow_overwrite=None), False, False,
-                                    client_factory=lambda p: made.append(p))
+                                    client_factory=made.append)
     assert failed
     assert fragment in result['msg']
     assert result['changed'] is False
@@ -334,7 +335,7 @@ def test_retried_put_refused_when_the_server_holds_other_values_fails_with_the_a
 
 def test_retried_put_refused_for_its_content_fails_with_the_api_text():
     text = 'Provider registry validation failed: unknown provider(s): nowhere'
-    server = FakeServer(put_script=[api_error('PUT', 400, text, attempts=2)])
+    server = FakeServer(put_errors=[api_error('PUT', 400, text, attempts=2)])
     failed, result, dummy = run(server, inference_config=ic(allowed_providers=['nowhere']))
     assert failed
     assert result['msg'].startswith('Could not update the project configuration: Cortecs API PUT %s answered HTTP 400: %s' % (PATH, text))
@@ -360,7 +361,7 @@ def test_first_attempt_stale_fails_even_when_the_other_writer_set_the_same_value
 
 def test_registry_rejection_shows_the_api_text():
     text = 'Provider registry validation failed: unknown provider(s): nowhere'
-    server = FakeServer(put_script=[api_error('PUT', 400, text)])
+    server = FakeServer(put_errors=[api_error('PUT', 400, text)])
     failed, result, dummy = run(server, inference_config=ic(allowed_providers=['nowhere']))
     assert failed
     assert text in result['msg'] and 'someone else' not in result['msg']
@@ -370,7 +371,7 @@ def test_registry_rejection_shows_the_api_text():
 
 def test_rejection_whose_check_read_fails_reports_the_rejection():
     text = 'Provider registry validation failed: unknown provider(s): nowhere'
-    server = FakeServer(put_script=[api_error('PUT', 400, text, attempts=2)],
+    server = FakeServer(put_errors=[api_error('PUT', 400, text, attempts=2)],
                         get_errors=[None, CortecsConnectionError('no reply', maybe_applied=False)])
     failed, result, dummy = run(server, inference_config=ic(allowed_providers=['nowhere']))
     assert failed
@@ -385,7 +386,7 @@ def test_rejection_whose_check_read_fails_reports_the_rejection():
     (401, 'Invalid API key', ['HTTP 401', 'check the management key']),
 ])
 def test_other_put_errors_fail_with_text_and_explanation_without_recovery(status, text, fragments):
-    server = FakeServer(put_script=[api_error('PUT', status, text, attempts=6 if status == 503 else 1)])
+    server = FakeServer(put_errors=[api_error('PUT', status, text, attempts=6 if status == 503 else 1)])
     failed, result, dummy = run(server, **BASELINE)
     assert failed
     for fragment in fragments:
@@ -396,7 +397,7 @@ def test_other_put_errors_fail_with_text_and_explanation_without_recovery(status
 
 def test_connection_error_on_put_passes_through():
     error = CortecsConnectionError('Could not get a reply ... may have applied this PUT', maybe_applied=True)
-    server = FakeServer(put_script=[error])
+    server = FakeServer(put_errors=[error])
     failed, result, dummy = run(server, **BASELINE)
     assert failed and result['msg'] == error.msg
 
