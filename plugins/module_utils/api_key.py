@@ -107,7 +107,6 @@ def wanted_keys(params):
     if params.get('purge_management_keys') and not params.get('purge'):
         raise CortecsError('purge_management_keys=true requires purge=true')
     if params.get('api_keys') is None:
-        validate_name(params.get('name'))
         entries = [dict(name=params['name'], secret_file=params.get('secret_file'))]
         where = ['name']
     else:
@@ -153,6 +152,11 @@ def explain(exc, doing):
                'API keys can only be managed with a key created with is_management_key=true')
     msg = 'Cortecs API refused %s with HTTP %d (%s): %s' % (doing, exc.status, exc.api_error or 'no error text', why)
     return CortecsError(msg, status=exc.status, api_error=exc.api_error)
+
+
+def as_bool(value):
+    """A boolean as written in a playbook."""
+    return 'true' if value else 'false'
 
 
 def public_key(item):
@@ -254,7 +258,7 @@ def create_refused(ctx, want, exc):
                    'this task could create it; reporting the existing key unchanged, without a secret' % want.name)
         if existing['is_management_key'] != want.is_management_key:
             warning += ('; note that it has is_management_key=%s, not %s as requested'
-                        % (existing['is_management_key'], want.is_management_key))
+                        % (as_bool(existing['is_management_key']), as_bool(want.is_management_key)))
         ctx.warn(warning)
         return existing, None
     if 'limit' in (exc.api_error or '').lower():
@@ -278,7 +282,7 @@ def create_reply_lost(client, want, exc):
 def write_secret_file(path, secret):
     """Write atomically: a temporary file in the same directory, fsync, mode 0600, rename over `path`."""
     directory = os.path.dirname(path)
-    fd, tmp_path = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
+    fd, tmp_path = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path)[:32], suffix='.tmp', dir=directory)
     try:
         with os.fdopen(fd, 'w') as handle:
             os.fchmod(handle.fileno(), SECRET_FILE_MODE)
@@ -363,8 +367,6 @@ def hand_off_secret(ctx, outcome, secret, path):
         write_secret_file(path, secret)
     except (IOError, OSError) as exc:
         outcome['api_key'] = secret
-        ctx.warn('The API key %r was created but its secret could not be written to %s; the secret is in the registered '
-                 'result under api_key (the task output is hidden). Save it now: it cannot be read back' % (outcome['name'], path))
         raise CortecsError('The API key %r was created, but writing its secret to %s failed (%s). The secret is returned '
                            'under api_key in the registered result; store it securely now, or %s'
                            % (outcome['name'], path, exc, ROTATE_ACTIONS))
@@ -399,7 +401,8 @@ def decide(want, have):
         return 'unchanged', None
     if want.recreate == 'on_change':
         return 'recreate', None
-    return None, ('the API key %r exists with is_management_key=%s but %s is requested' % (want.name, have['is_management_key'], want.is_management_key))
+    return None, ('the API key %r exists with is_management_key=%s but %s is requested'
+                  % (want.name, as_bool(have['is_management_key']), as_bool(want.is_management_key)))
 
 
 def plan_steps(wanted, existing, purge=False, purge_management_keys=False):
@@ -456,7 +459,8 @@ def apply_delete(ctx, step, kept):
         if not (step.purged and exc.result.get('in_use')):
             raise
         ctx.warn('purge kept the API key %r: the API refused to delete it (%s); it is most likely the management key this task '
-                 'authenticates with' % (step.name, exc.result.get('api_error') or 'HTTP 400'))
+                 'authenticates with. Declare it in api_keys to keep it without this refused request and warning'
+                 % (step.name, exc.result.get('api_error') or 'HTTP 400'))
         kept.append(step.name)
         return None
     return new_outcome(step, step.have, 'deleted' if deleted else 'unchanged')
@@ -477,14 +481,14 @@ def apply_create(ctx, step, outcomes):
 
 def apply_steps(ctx, steps, outcomes, kept):
     """Deletions first (they free key slots), then creations in the declared order."""
+    creating = [step for step in steps if step.action in ('create', 'recreate')]
+    if ctx.params.get('secret_dir') and any(step.want.secret_path and not step.want.explicit_file for step in creating):
+        ensure_secret_dir(ctx.params['secret_dir'])
     for step in steps:
         if step.action == 'delete':
             outcome = apply_delete(ctx, step, kept)
             if outcome:
                 outcomes[step] = outcome
-    creating = [step for step in steps if step.action in ('create', 'recreate')]
-    if creating and ctx.params.get('secret_dir') and any(step.want.secret_path and not step.want.explicit_file for step in creating):
-        ensure_secret_dir(ctx.params['secret_dir'])
     for step in steps:
         if step.action in ('create', 'recreate'):
             apply_create(ctx, step, outcomes)
@@ -565,6 +569,12 @@ def build_result(ctx, steps, outcomes, existing, kept):
     return set_result(done, existing, kept, ctx.diff_mode, ctx.params.get('purge'))
 
 
+def holds_secret(result):
+    if 'api_key' in result:
+        return True
+    return any('api_key' in outcome for outcome in result.get('api_keys', []))
+
+
 def failure_note(result):
     """What a failed run already changed, so the user knows what to look at."""
     if 'api_keys' in result:
@@ -598,7 +608,11 @@ def run_api_key(ctx):
         result['changed'] = bool(result.get('changed') or extra.pop('changed', False))
         extra.pop('in_use', None)
         result.update(extra)
-        raise CortecsError(exc.msg + note, **result)
+        msg = exc.msg + note
+        if holds_secret(result):
+            # The action plugin hides a result that holds a secret; warnings stay visible.
+            ctx.warn('%s (The task output is hidden because the result holds new secrets under api_key; register it to keep them.)' % msg)
+        raise CortecsError(msg, **result)
     return build_result(ctx, steps, outcomes, existing, kept)
 
 

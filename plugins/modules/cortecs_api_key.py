@@ -129,6 +129,9 @@ options:
   purge_management_keys:
     description:
       - With O(purge=true), also delete undeclared management keys (never the key in use).
+      - Declare the management key the task authenticates with in O(api_keys). Otherwise every run asks the API
+        to delete it, which the API refuses; the task then keeps it and warns, and a converged run costs one
+        more request than the list.
     type: bool
     default: false
 notes:
@@ -140,8 +143,8 @@ notes:
     or delete it and run again), or that nothing was created and running again is safe. A create request is never repeated.
   - When someone else creates a key with the same name between this task's list and create requests, the task reports
     the existing key unchanged and warns.
-  - In check mode the task cannot know which key it authenticates with, so with O(purge_management_keys=true)
-    it may predict deleting that key, which a real run keeps.
+  - The API does not tell which key a request authenticates with. So in check mode, with O(purge_management_keys=true),
+    the task predicts deleting that key when it is not declared in O(api_keys), although a real run keeps it.
 seealso:
   - module: cortecs.management.cortecs_api_key_info
 '''

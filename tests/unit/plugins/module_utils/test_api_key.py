@@ -279,6 +279,7 @@ def test_mismatch_with_recreate_never_fails_and_explains(have, want):
     client = FakeClient(keys=[('management', True), ('app', have)])
     result, dummy = fail(client, name='app', is_management_key=want)
     assert 'recreate=on_change' in result['msg'] and 'Nothing was changed' in result['msg']
+    assert 'is_management_key=%s but %s is requested' % (str(have).lower(), str(want).lower()) in result['msg']
     assert client.writes == []
 
 
@@ -321,8 +322,8 @@ def test_recreate_of_the_key_in_use_fails_before_creating():
 def test_recreate_whose_create_fails_tells_the_key_is_gone():
     client = FakeClient()
     client.hook(client.before, 'POST', lambda: (_ for _ in ()).throw(CortecsAPIError('POST', KEYS_PATH, 500, 'boom')))
-    result, dummy = fail(client, name='default', recreate='always')
-    assert 'already deleted the key' in result['msg'] and result['changed'] is True
+    result, warnings = fail(client, name='default', recreate='always')
+    assert 'already deleted the key' in result['msg'] and result['changed'] is True and warnings == []
     assert result['action'] == 'deleted' and 'default' not in client.keys and 'key' not in result
 
 
@@ -386,6 +387,13 @@ def test_secret_file_gets_the_secret_with_mode_0600_and_result_has_only_the_path
     assert result['secret_file'] == str(path) and 'api_key' not in result
     assert client.secrets['app'] not in secrets_in(result)
     assert [p.name for p in tmp_path.iterdir()] == ['app.key']  # no temporary file left behind
+
+
+def test_secret_file_with_a_long_name_is_written(tmp_path):
+    client = FakeClient()
+    path = tmp_path / ('k' * 250)
+    result, dummy = ok(client, name='app', secret_file=str(path))
+    assert path.read_text() == client.secrets['app'] and result['secret_file'] == str(path)
 
 
 def test_existing_secret_file_is_not_overwritten_by_a_create(tmp_path):
@@ -458,9 +466,9 @@ def test_secret_dir_that_cannot_be_created_fails_before_any_create(tmp_path):
     client = FakeClient()
     blocker = tmp_path / 'file'
     blocker.write_text('x')
-    result, dummy = fail(client, api_keys=[dict(name='one')], secret_dir=str(blocker / 'sub'))
+    result, dummy = fail(client, api_keys=[dict(name='one'), dict(name='default', state='absent')], secret_dir=str(blocker / 'sub'))
     assert client.writes == []
-    assert 'does not exist' in result['msg'] or 'Could not create secret_dir' in result['msg']
+    assert 'Could not create secret_dir' in result['msg'] and 'no key was created' in result['msg']
 
 
 # --- races and faults ---------------------------------------------------------------------------
@@ -473,7 +481,7 @@ def test_duplicate_race_reports_the_existing_key_unchanged_with_warning():
     client.hook(client.before, 'POST', someone_else_creates)
     result, warnings = ok(client, name='app')
     assert result == dict(changed=False, action='unchanged', key=dict(name='app', is_management_key=True, created_at=1500))
-    assert 'created by someone else' in warnings[0] and 'is_management_key=True' in warnings[0]
+    assert 'created by someone else' in warnings[0] and 'is_management_key=true, not false' in warnings[0]
     assert [c[0] for c in client.calls] == ['GET', 'POST', 'GET']
 
 
@@ -633,8 +641,9 @@ def test_purge_in_check_mode_predicts_without_writes():
 
 def test_set_failure_midway_keeps_the_created_secrets_in_the_result():
     client = FakeClient(limit=3)
-    result, dummy = fail(client, api_keys=[dict(name='a'), dict(name='b'), dict(name='c')])
+    result, warnings = fail(client, api_keys=[dict(name='a'), dict(name='b'), dict(name='c')])
     assert 'limit of API keys' in result['msg'] and 'already created: a' in result['msg']
+    assert warnings == [result['msg'] + ' (The task output is hidden because the result holds new secrets under api_key; register it to keep them.)']
     assert result['changed'] is True and result['created'] == ['a']
     assert [e['name'] for e in result['api_keys']] == ['a']
     assert result['api_keys'][0]['api_key'] == client.secrets['a']
