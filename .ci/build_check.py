@@ -8,7 +8,9 @@
    installed copy;
 4. ``python -m galaxy_importer.main <tarball>`` (what Galaxy runs on upload);
 5. if meta/execution-environment.yml exists: ``ansible-builder introspect --sanitize`` on the
-   installed collection must list ``requests``.
+   installed collection must list ``requests``;
+6. if docs/examples/execution-environment/execution-environment.yml exists: ``ansible-builder create``
+   accepts it (writes the build context into a temporary directory; no container engine needed).
 
 Every check runs even if an earlier one failed (as far as it can); exit code 1 if any failed.
 """
@@ -22,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, 'build')
@@ -43,18 +46,20 @@ class Checks:
     def run(self, label: str, cmd: list[str], **kwargs) -> subprocess.CompletedProcess | None:
         """Run cmd, echo its output, print PASS/FAIL for label."""
         print('+ %s' % ' '.join(cmd), flush=True)
+        start = time.monotonic()
         result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False, **kwargs)
         sys.stdout.write(result.stdout)
-        self.report(label, result.returncode == 0, 'exit code %d' % result.returncode)
+        self.report(label, result.returncode == 0, 'exit code %d' % result.returncode, time.monotonic() - start)
         return result
 
-    def report(self, label: str, ok: bool, why: str = '') -> None:
+    def report(self, label: str, ok: bool, why: str = '', seconds: float | None = None) -> None:
         """Print the outcome of one check."""
+        took = ' [%.1fs]' % seconds if seconds is not None else ''
         if ok:
-            print('build check PASS: %s' % label, flush=True)
+            print('build check PASS: %s%s' % (label, took), flush=True)
         else:
             self.failed.append(label)
-            print('build check FAIL: %s%s' % (label, ' (%s)' % why if why else ''), flush=True)
+            print('build check FAIL: %s%s%s' % (label, ' (%s)' % why if why else '', took), flush=True)
 
 
 def module_names() -> list[str]:
@@ -67,8 +72,30 @@ def module_names() -> list[str]:
     return names
 
 
+def check_module_docs(checks: Checks, env: dict[str, str]) -> None:
+    """ansible-doc for every module: exit code 0 is not enough, it only warns about missing or broken docs."""
+    names = ['%s.%s.%s' % (NAMESPACE, NAME, module) for module in module_names()]
+    if not names:
+        print('no modules under plugins/modules yet')
+        return
+    cmd = [tool('ansible-doc'), '-t', 'module']
+    print('+ %s' % ' '.join(cmd + names), flush=True)
+    start = time.monotonic()
+    result = subprocess.run(cmd + names, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+                            env=env, stdin=subprocess.DEVNULL)
+    problems = re.findall(r'^\[(?:WARNING|ERROR)\].*$', result.stdout, re.MULTILINE)
+    print('(%d lines of documentation)' % len(result.stdout.splitlines()))
+    if problems:
+        print('\n'.join(problems))
+    checks.report('ansible-doc for %d modules (%s)' % (len(names), ', '.join(module_names())),
+                  result.returncode == 0 and not problems, 'exit code %d, %d warning(s)' % (result.returncode, len(problems)),
+                  time.monotonic() - start)
+
+
 def main() -> int:
     """Entry point."""
+    # galaxy-importer and ansible-builder look up ansible-doc, ansible-lint, ... on PATH.
+    os.environ['PATH'] = BINDIR + os.pathsep + os.environ.get('PATH', '')
     checks = Checks()
     os.makedirs(BUILD, exist_ok=True)
     for old in glob.glob(os.path.join(BUILD, '%s-%s-*.tar.gz' % (NAMESPACE, NAME))):
@@ -90,22 +117,21 @@ def main() -> int:
                                                 '--force', '-p', tmp, tarball], env=env)
         installed = os.path.join(tmp, 'ansible_collections', NAMESPACE, NAME)
         if result.returncode == 0:
-            modules = module_names()
-            if not modules:
-                print('no modules under plugins/modules yet')
-            for module in modules:
-                checks.run('ansible-doc %s.%s.%s' % (NAMESPACE, NAME, module),
-                           [tool('ansible-doc'), '-t', 'module', '%s.%s.%s' % (NAMESPACE, NAME, module)],
-                           env=env, stdin=subprocess.DEVNULL)
+            check_module_docs(checks, env)
 
             ee_file = os.path.join(installed, 'meta', 'execution-environment.yml')
             if os.path.exists(ee_file):
                 result = checks.run('ansible-builder introspect',
                                     [tool('ansible-builder'), 'introspect', '--sanitize', tmp])
-                listed = re.search(r'^\s*-?\s*requests\b', result.stdout, re.MULTILINE | re.IGNORECASE)
+                listed = re.search(r'^\s*-?\s*[\'"]?requests\b', result.stdout, re.MULTILINE | re.IGNORECASE)
                 checks.report('ansible-builder introspect lists requests', bool(listed))
             else:
                 print('meta/execution-environment.yml not present: execution environment check skipped')
+
+        ee_example = os.path.join(ROOT, 'docs', 'examples', 'execution-environment', 'execution-environment.yml')
+        if os.path.exists(ee_example):
+            checks.run('ansible-builder create (example execution environment)',
+                       [tool('ansible-builder'), 'create', '-f', ee_example, '-c', os.path.join(tmp, 'ee-context')])
 
         # galaxy-importer writes importer_result.json into its working directory.
         importer_cwd = os.path.join(tmp, 'importer')

@@ -12,8 +12,8 @@ PASS/FAIL/SKIP, the duration and the counts it could parse:
 * ansible-test sanity: one test per ``Running sanity test ...`` line;
 * ansible-test integration: one test per target that ran.
 
-A step with nothing to parse counts as one test. A step that prints a line starting with
-``SKIPPED:`` and exits 0 is reported as skipped. The last line is ``N passed, N failed``;
+A step with nothing to parse counts as one test. A step that exits 0 without test counts but with a line
+starting with ``SKIPPED:`` (or ansible-test's ``All targets skipped``) is reported as skipped. The last line is ``N passed, N failed``;
 the exit code is 1 if anything failed.
 """
 
@@ -41,7 +41,14 @@ SANITY_SKIP = re.compile(r'Skipping sanity test "')
 SANITY_END = re.compile(r'^(ERROR: The \d+ sanity test\(s\) listed below|\[run_ansible_test\] )')
 INTEGRATION_START = re.compile(r'^Running (?P<name>\S+) integration test (?:role|script)$')
 INTEGRATION_FAILED = re.compile(r'^(?:ERROR|FATAL): The \d+ integration test\(s\) listed below \(out of \d+\) failed')
-ANSI = re.compile(r'\x1b\[[0-9;]*m')
+# Colour (CSI) and hyperlink (OSC 8) escape sequences.
+ANSI = re.compile(r'\x1b\[[0-9;?]*[A-Za-z]|\x1b\]8;[^\x1b\x07]*(?:\x1b\\|\x07)')
+# A step that exits 0 with one of these lines and no test counts is reported as skipped.
+SKIP_LINE = re.compile(r'^(SKIPPED: |WARNING: All targets skipped\.)')
+# Left out of the printed tails (still in the logs): pip's complaints about this machine's index config.
+NOISE = re.compile(r"^WARNING: Location '[^']*' is ignored")
+# Ask the tools for plain output: the logs are files.
+PLAIN_ENV = {'NO_COLOR': '1', 'ANSIBLE_NOCOLOR': '1', 'ANSIBLE_FORCE_COLOR': '0', 'PY_COLORS': '0', 'TERM': 'dumb'}
 
 
 class Counts:
@@ -120,8 +127,10 @@ def run_step(step: str) -> tuple[str, float, Counts, str]:
     with open(log_path, 'w', encoding='utf-8') as log:
         log.write('$ make %s\n' % step)
         log.flush()
+        env = {k: v for k, v in os.environ.items() if k not in ('FORCE_COLOR', 'CLICOLOR_FORCE')}
+        env.update(PLAIN_ENV)
         with subprocess.Popen(['make', '--no-print-directory', step], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, start_new_session=True) as proc:
+                              stdin=subprocess.DEVNULL, start_new_session=True, env=env) as proc:
             try:
                 returncode = proc.wait(timeout=STEP_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -143,7 +152,7 @@ def run_step(step: str) -> tuple[str, float, Counts, str]:
     parse_integration(lines, counts)
 
     if returncode == 0:
-        if not counts.parsed and any(line.startswith('SKIPPED:') for line in lines):
+        if not counts.parsed and any(SKIP_LINE.match(line) for line in lines):
             counts.add(skipped=1)
             return 'SKIP', duration, counts, log_path
         if not counts.parsed:
@@ -177,11 +186,11 @@ def main(steps: list[str]) -> int:
         if status == 'SKIP':
             with open(log_path, encoding='utf-8', errors='replace') as handle:
                 for line in handle:
-                    if line.startswith('SKIPPED:'):
+                    if SKIP_LINE.match(line):
                         print('    ' + line.rstrip())
         if status == 'FAIL':
             with open(log_path, encoding='utf-8', errors='replace') as handle:
-                tail = handle.readlines()[-TAIL_LINES:]
+                tail = [line for line in handle if not NOISE.match(line)][-TAIL_LINES:]
             print('---- last %d lines of %s ----' % (len(tail), os.path.relpath(log_path, ROOT)))
             sys.stdout.write(''.join(ANSI.sub('', line) for line in tail))
             print('---- end of %s ----' % step, flush=True)
