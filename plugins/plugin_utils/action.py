@@ -19,6 +19,7 @@ import traceback
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.cortecs.management.plugins.module_utils.api import HAS_REQUESTS
@@ -80,7 +81,11 @@ class CortecsActionBase(ActionBase):
         validation = validator.validate(dict(self._task.args))
         no_log_values = validation._no_log_values
         if validation.error_messages:
-            return remove_values(dict(failed=True, msg=validation.errors.msg), no_log_values)
+            msg = validation.errors.msg
+            if isinstance(validation.errors[0], UnsupportedError):
+                # Word it as AnsibleModule does, so both execution paths fail alike.
+                msg = 'Unsupported parameters for (%s) module: %s' % (self._task.action, msg)
+            return remove_values(dict(failed=True, msg=msg), no_log_values)
         params = validation.validated_parameters
         try:
             failed, result, warnings = execute(resource, params, bool(self._task.check_mode), bool(self._task.diff))
