@@ -23,7 +23,7 @@ description:
     the key must be deleted and created again (it gets a new secret); see O(recreate).
   - A run that changes nothing makes exactly one request (it lists the keys).
 author:
-  - cortecs.management contributors
+  - cortecs.management contributors (@cortecs-ai)
 extends_documentation_fragment:
   - cortecs.management.api
   - cortecs.management.attributes
@@ -135,9 +135,11 @@ options:
     type: bool
     default: false
 notes:
-  - Secrets are only ever returned under the name C(api_key), so that the collection's action plugin can hide them.
+  - Secrets are only ever returned under the name C(api_key) (RV(api_key) or RV(api_keys[].api_key)), so that the collection's
+    action plugin can hide them.
   - When the task fails B(after) a key was created (for example the secret file could not be written, or a later key
-    of the set failed), the secret is still in the registered result under C(api_key) and the task warns, naming the key.
+    of the set failed), the secret is still in the registered result under RV(api_key) or RV(api_keys[].api_key) and the task
+    warns, naming the key.
   - When the reply of a create request is lost (a connection error after sending it), the task lists the keys again
     and fails either saying that the key was created but its secret is lost (rotate it with O(recreate=always) once,
     or delete it and run again), or that nothing was created and running again is safe. A create request is never repeated.

@@ -15,7 +15,7 @@ description:
   - Returns only public fields; the API never returns a key's secret after its creation.
   - Makes exactly one request.
 author:
-  - cortecs.management contributors
+  - cortecs.management contributors (@cortecs-ai)
 extends_documentation_fragment:
   - cortecs.management.api
   - cortecs.management.attributes

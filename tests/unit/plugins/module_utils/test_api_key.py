@@ -95,6 +95,13 @@ class FakeClient:
         return dict(success=True, deleted=body['name'])
 
 
+def raising(exc):
+    """A hook that fails the request with `exc`."""
+    def hook():
+        raise exc
+    return hook
+
+
 def validated(resource, args):
     args = dict(args)
     args.setdefault('management_key', MGMT_TOKEN)
@@ -215,7 +222,7 @@ def test_created_at_from_reply_needs_no_second_list():
 def test_created_at_relist_failure_only_warns():
     client = FakeClient()
     client.hook(client.before, 'GET', lambda: None)
-    client.hook(client.before, 'GET', lambda: (_ for _ in ()).throw(CortecsAPIError('GET', KEYS_PATH, 500, 'boom')))
+    client.hook(client.before, 'GET', raising(CortecsAPIError('GET', KEYS_PATH, 500, 'boom')))
     result, warnings = ok(client, name='app')
     assert result['api_key'] == client.secrets['app'] and result['key']['created_at'] is None
     assert 'Could not read created_at' in warnings[0]
@@ -253,7 +260,7 @@ def test_absent_404_race_on_delete_is_unchanged():
 
 def test_delete_reply_lost_but_applied_counts_as_deleted():
     client = FakeClient()
-    client.hook(client.after, 'DELETE', lambda: (_ for _ in ()).throw(CortecsConnectionError('reset', maybe_applied=True)))
+    client.hook(client.after, 'DELETE', raising(CortecsConnectionError('reset', maybe_applied=True)))
     result, dummy = ok(client, name='default', state='absent')
     assert result['action'] == 'deleted'
     assert [c[0] for c in client.calls] == ['GET', 'DELETE', 'GET']
@@ -261,7 +268,7 @@ def test_delete_reply_lost_but_applied_counts_as_deleted():
 
 def test_delete_reply_lost_and_not_applied_fails():
     client = FakeClient()
-    client.hook(client.before, 'DELETE', lambda: (_ for _ in ()).throw(CortecsConnectionError('reset', maybe_applied=True)))
+    client.hook(client.before, 'DELETE', raising(CortecsConnectionError('reset', maybe_applied=True)))
     result, dummy = fail(client, name='default', state='absent')
     assert 'reset' in result['msg'] and 'default' in client.keys
 
@@ -321,7 +328,7 @@ def test_recreate_of_the_key_in_use_fails_before_creating():
 
 def test_recreate_whose_create_fails_tells_the_key_is_gone():
     client = FakeClient()
-    client.hook(client.before, 'POST', lambda: (_ for _ in ()).throw(CortecsAPIError('POST', KEYS_PATH, 500, 'boom')))
+    client.hook(client.before, 'POST', raising(CortecsAPIError('POST', KEYS_PATH, 500, 'boom')))
     result, warnings = fail(client, name='default', recreate='always')
     assert 'already deleted the key' in result['msg'] and result['changed'] is True and warnings == []
     assert result['action'] == 'deleted' and 'default' not in client.keys and 'key' not in result
@@ -487,7 +494,7 @@ def test_duplicate_race_reports_the_existing_key_unchanged_with_warning():
 
 def test_create_reply_lost_after_it_was_applied_fails_saying_the_secret_is_lost():
     client = FakeClient()
-    client.hook(client.after, 'POST', lambda: (_ for _ in ()).throw(CortecsConnectionError('connection reset', maybe_applied=True)))
+    client.hook(client.after, 'POST', raising(CortecsConnectionError('connection reset', maybe_applied=True)))
     result, dummy = fail(client, name='app')
     assert 'WAS created' in result['msg'] and 'secret was lost' in result['msg']
     assert 'recreate=always' in result['msg'] and 'state=absent' in result['msg']
@@ -497,23 +504,23 @@ def test_create_reply_lost_after_it_was_applied_fails_saying_the_secret_is_lost(
 
 def test_create_reply_lost_before_it_was_applied_fails_saying_rerun_is_safe():
     client = FakeClient()
-    client.hook(client.before, 'POST', lambda: (_ for _ in ()).throw(CortecsConnectionError('connection reset', maybe_applied=True)))
+    client.hook(client.before, 'POST', raising(CortecsConnectionError('connection reset', maybe_applied=True)))
     result, dummy = fail(client, name='app')
     assert 'NOT created' in result['msg'] and 'safe' in result['msg'] and result['changed'] is False
 
 
 def test_create_reply_lost_and_relist_fails():
     client = FakeClient()
-    client.hook(client.after, 'POST', lambda: (_ for _ in ()).throw(CortecsConnectionError('connection reset', maybe_applied=True)))
+    client.hook(client.after, 'POST', raising(CortecsConnectionError('connection reset', maybe_applied=True)))
     client.hook(client.before, 'GET', lambda: None)
-    client.hook(client.before, 'GET', lambda: (_ for _ in ()).throw(CortecsConnectionError('down', maybe_applied=False)))
+    client.hook(client.before, 'GET', raising(CortecsConnectionError('down', maybe_applied=False)))
     result, dummy = fail(client, name='app')
     assert 'got no reply' in result['msg'] and 'failed too' in result['msg']
 
 
 def test_create_not_sent_is_a_plain_connection_error():
     client = FakeClient()
-    client.hook(client.before, 'POST', lambda: (_ for _ in ()).throw(CortecsConnectionError('refused', maybe_applied=False)))
+    client.hook(client.before, 'POST', raising(CortecsConnectionError('refused', maybe_applied=False)))
     result, dummy = fail(client, name='app')
     assert result['msg'] == 'refused'
     assert [c[0] for c in client.calls] == ['GET', 'POST']
@@ -535,7 +542,7 @@ def test_key_limit_fails_with_clear_message():
 
 def test_other_400_on_create_is_reported():
     client = FakeClient()
-    client.hook(client.before, 'POST', lambda: (_ for _ in ()).throw(CortecsAPIError('POST', KEYS_PATH, 400, 'bad name')))
+    client.hook(client.before, 'POST', raising(CortecsAPIError('POST', KEYS_PATH, 400, 'bad name')))
     result, dummy = fail(client, name='app')
     assert 'refused to create' in result['msg'] and 'bad name' in result['msg']
 
@@ -544,7 +551,7 @@ def test_other_400_on_create_is_reported():
 @pytest.mark.parametrize('method', ['GET', 'POST', 'DELETE'])
 def test_auth_errors_have_specific_messages(status, text, method):
     client = FakeClient()
-    client.hook(client.before, method, lambda: (_ for _ in ()).throw(CortecsAPIError(method, KEYS_PATH, status, 'nope')))
+    client.hook(client.before, method, raising(CortecsAPIError(method, KEYS_PATH, status, 'nope')))
     args = dict(name='default', state='absent') if method == 'DELETE' else dict(name='app')
     result, dummy = fail(client, **args)
     assert text in result['msg'] and 'HTTP %d' % status in result['msg'] and result['status'] == status
@@ -552,7 +559,7 @@ def test_auth_errors_have_specific_messages(status, text, method):
 
 def test_server_error_on_list_is_reported():
     client = FakeClient()
-    client.hook(client.before, 'GET', lambda: (_ for _ in ()).throw(CortecsAPIError('GET', KEYS_PATH, 500, 'internal')))
+    client.hook(client.before, 'GET', raising(CortecsAPIError('GET', KEYS_PATH, 500, 'internal')))
     result, dummy = fail(client, name='app')
     assert 'HTTP 500' in result['msg'] and client.writes == []
 
@@ -712,6 +719,6 @@ def test_info_filters(args, names):
 
 def test_info_auth_error():
     client = FakeClient()
-    client.hook(client.before, 'GET', lambda: (_ for _ in ()).throw(CortecsAPIError('GET', KEYS_PATH, 403, 'no')))
+    client.hook(client.before, 'GET', raising(CortecsAPIError('GET', KEYS_PATH, 403, 'no')))
     result, dummy = fail(client, resource=API_KEY_INFO)
     assert 'not a management key' in result['msg']
