@@ -21,6 +21,7 @@ import re
 import secrets
 import signal
 import socket
+import socketserver
 import sys
 import threading
 import time
@@ -1128,6 +1129,12 @@ class SimServer(ThreadingHTTPServer):
         if family is not None:
             self.address_family = family
         ThreadingHTTPServer.__init__(self, address, SimHandler)
+
+    def server_bind(self):
+        # HTTPServer.server_bind() calls socket.getfqdn(), which can block on DNS; not needed here.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = self.server_address[0]
+        self.server_port = self.server_address[1]
 
     @property
     def port(self):

@@ -7,6 +7,7 @@ __metaclass__ = type
 
 import importlib.util
 import os
+import socket
 import sys
 import threading
 
@@ -43,7 +44,7 @@ class RunningSim:
         cfg = {"port": 0, "quiet": True}
         cfg.update(config)
         self.server = self.module.make_server(cfg)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.005})
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.5})
         self.thread.daemon = True
         self.thread.start()
         self.root = self.server.root_url
@@ -52,7 +53,16 @@ class RunningSim:
 
     def close(self):
         self.session.close()
-        self.server.shutdown()
+        # shutdown() only returns once serve_forever() notices the request; poke the
+        # listening socket so that happens at once instead of after a poll interval.
+        stopper = threading.Thread(target=self.server.shutdown)
+        stopper.start()
+        while stopper.is_alive():
+            try:
+                socket.create_connection(self.server.server_address[:2], timeout=1).close()
+            except OSError:
+                pass
+            stopper.join(0.01)
         self.server.server_close()
         self.thread.join(5)
 

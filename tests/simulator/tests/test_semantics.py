@@ -339,7 +339,7 @@ def test_put_success_bumps_updated_at(sim):
 
 def test_updated_at_strictly_increases_on_rapid_puts(sim):
     seen = [sim.config()["updated_at"]]
-    for _ in range(15):
+    for _attempt in range(15):
         config = sim.config()
         assert sim.api("PUT", CONFIGS, json=put_body(config)).status_code == 200
         seen.append(sim.config()["updated_at"])
@@ -613,7 +613,7 @@ def test_latency_fault(sim):
 
 def test_rate_limit_next(sim):
     sim.side_ok("POST", "faults", {"rate_limit_next": {"count": 2, "retry_after": 3}})
-    for _ in range(2):
+    for _attempt in range(2):
         resp = sim.api("GET", KEYS, token=None)  # faults are decided before authentication
         assert_error(resp, 429)
         assert resp.headers["Retry-After"] == "3"
@@ -648,9 +648,9 @@ def test_fail_rate_defaults_to_503_and_applies_only_to_v1(sim):
 
 def test_fail_rate_is_reproducible_with_fault_seed(start_sim):
     runs = []
-    for _ in range(2):
+    for _attempt in range(2):
         sim = start_sim(fault_seed="1234", fail_rate=0.5)
-        runs.append([sim.api("GET", BALANCE).status_code for _ in range(30)])
+        runs.append([sim.api("GET", BALANCE).status_code for _request in range(30)])
     assert runs[0] == runs[1]
     assert set(runs[0]) == {200, 503}
 
@@ -877,11 +877,20 @@ def test_state_file_persists_across_restarts(start_sim, tmp_path):
     path = tmp_path / "state.json"
     first = start_sim(state_file=str(path))
     assert not path.exists()  # nothing applied yet
+
+    def saved_project():
+        return json.loads(path.read_text(encoding="utf-8"))["projects"][0]
+
+    # Each applied write is saved immediately.
     created = create_key(first, "persisted", management=True)
+    assert [k["name"] for k in saved_project()["users"][0]["keys"]] == ["management", "default", "persisted"]
     config = first.config()
     first.api("PUT", CONFIGS, json=put_body(config, inference={"max_tokens": 77}))
+    assert saved_project()["config"]["inference_config"]["max_tokens"] == 77
     first.side_ok("POST", "balance", {"project": "default", "current_balance": 9.25})
+    assert saved_project()["balance"] == 9.25
     first.api("DELETE", KEYS, json={"name": "default"})
+    assert [k["name"] for k in saved_project()["users"][0]["keys"]] == ["management", "persisted"]
     saved = path.read_text(encoding="utf-8")
     assert created["api_key"] not in saved and ADMIN not in saved and MEMBER not in saved
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # tmp+rename left nothing behind
@@ -948,13 +957,22 @@ def _start_cli(tmp_path, *args, **env):
     return proc, line, time.time() - start, port_file
 
 
+def test_startup_is_fast(sim_module):
+    start = time.time()
+    server = sim_module.make_server({"port": 0, "projects": 20, "quiet": True})
+    try:
+        assert time.time() - start < 0.5
+    finally:
+        server.server_close()
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_cli_starts_fast_and_exits_cleanly(tmp_path, signum):
     proc, line, elapsed, port_file = _start_cli(tmp_path, "--projects", "1", SIM_KEY="cli-key", SIM_BALANCE="7.5")
     try:
         port = int(port_file.read_text(encoding="utf-8").strip())
         assert line == "cortecs simulator listening on http://127.0.0.1:%d/v1\n" % port
-        assert elapsed < 1.0
+        assert elapsed < 5.0  # includes interpreter start-up on a possibly loaded CI box; see test_startup_is_fast
         base = "http://127.0.0.1:%d/v1" % port
         resp = requests.get(base + BALANCE, headers={"Authorization": "Bearer sim-env01-admin"}, timeout=5)
         assert resp.json() == {"current_balance": 7.5, "currency": "EUR"}
