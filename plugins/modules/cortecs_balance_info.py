@@ -13,6 +13,7 @@ version_added: 0.1.0
 description:
   - Returns the current balance of the user that owns the management key.
   - Use it to stop a run before any write when the balance is below a floor.
+  - It only reads, so it runs normally in check mode and never reports a change.
 author:
   - cortecs.management contributors (@cortecs-ai)
 extends_documentation_fragment:
@@ -21,6 +22,7 @@ extends_documentation_fragment:
   - cortecs.management.attributes.info_module
 options: {}
 seealso:
+  - module: cortecs.management.cortecs_project_config
   - module: cortecs.management.cortecs_project_config_info
 '''
 
@@ -29,12 +31,36 @@ EXAMPLES = r'''
   cortecs.management.cortecs_balance_info:
     management_key: "{{ vault_cortecs_management_key }}"
   delegate_to: localhost
+  run_once: true
   register: cortecs
 
 - name: Stop before spending when the balance is low
   ansible.builtin.assert:
     that: cortecs.balance.current_balance >= 10
     fail_msg: "Balance {{ cortecs.balance.current_balance }} {{ cortecs.balance.currency }} is below 10"
+  run_once: true
+
+# A fleet run that only goes on when the account can afford it; the check also runs in check mode.
+- name: Roll out inference settings only with enough balance
+  module_defaults:
+    group/cortecs.management.all:
+      management_key: "{{ vault_cortecs_management_key }}"
+  delegate_to: localhost
+  run_once: true
+  block:
+    - name: Read the balance
+      cortecs.management.cortecs_balance_info:
+      register: cortecs_funds
+
+    - name: End the play for every host when the balance is below the floor
+      ansible.builtin.meta: end_play
+      when: cortecs_funds.balance.current_balance < 25
+
+    - name: Enforce the EU-native baseline
+      cortecs.management.cortecs_project_config:
+        inference_config:
+          eu_native: true
+          allow_zero_data_retention: true
 '''
 
 RETURN = r'''
