@@ -35,6 +35,7 @@ help:
 	@echo "make docs-lint       antsibull-docs lint-collection-docs"
 	@echo "make changelog-lint  antsibull-changelog lint"
 	@echo "make build           build the collection, install it offline, ansible-doc, galaxy-importer"
+	@echo "make docs            module/role reference and guides as HTML in build/docs/build/html (antsibull-docs)"
 	@echo "make newest          sanity + units on the newest ansible-core (Python 3.12 from pyenv)"
 	@echo "make clean           remove venvs, build/ and tests/output/"
 
@@ -92,6 +93,10 @@ changelog-lint: venv
 
 build: venv
 	$(PY) .ci/build_check.py
+
+.PHONY: docs
+docs: venv
+	$(PY) .ci/build_docs.py
 
 sim-tests: venv
 	@if [ ! -d tests/simulator/tests ]; then echo "SKIPPED: tests/simulator/tests does not exist yet"; exit 0; fi; \

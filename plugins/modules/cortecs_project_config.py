@@ -17,12 +17,12 @@ description:
   - The configuration is a singleton that always exists for a set-up project; this module reads it, compares
     the options you set, and updates it only when one of them differs. It cannot create or delete it.
   - Only the options you set are managed. An option you leave out (or set to V(null)) keeps the value the
-    server holds. Every field of C(inference_config) the server returned, including fields this module does
-    not know, is sent back unchanged with the update, because the API replaces C(inference_config) as a whole.
-  - The update echoes C(created_at) and C(updated_at) from the read, so the API refuses it (HTTP 400, stale)
+    server holds. Every field of RV(config.inference_config) the server returned, including fields this module does
+    not know, is sent back unchanged with the update, because the API replaces RV(config.inference_config) as a whole.
+  - The update echoes RV(config.created_at) and RV(config.updated_at) from the read, so the API refuses it (HTTP 400, stale)
     when someone else changed the configuration in between. The task then fails and says so; run it again.
   - A successful update is followed by one more read, so RV(config) holds the server's values, including the
-    new C(updated_at). A run that finds nothing to change makes exactly one read and no write.
+    new RV(config.updated_at). A run that finds nothing to change makes exactly one read and no write.
   - Changing the configuration needs a management key of a project B(admin); reading works for any management key.
 author:
   - cortecs.management contributors (@cortecs-ai)
@@ -99,7 +99,7 @@ notes:
     refuses the repeat as stale; the module then reads the configuration once more and succeeds when the server holds
     the requested values, and otherwise fails with the API's text."
   - Any other HTTP 400 (for example an unknown provider name) is checked with one extra read; the task fails with the
-    API's text, or says the configuration was changed concurrently when its C(updated_at) moved.
+    API's text, or says the configuration was changed concurrently when its RV(config.updated_at) moved.
 seealso:
   - module: cortecs.management.cortecs_project_config_info
   - module: cortecs.management.cortecs_balance_info
