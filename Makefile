@@ -35,7 +35,6 @@ help:
 	@echo "make docs-lint       antsibull-docs lint-collection-docs"
 	@echo "make changelog-lint  antsibull-changelog lint"
 	@echo "make build           build the collection, install it offline, ansible-doc, galaxy-importer"
-	@echo "make docs            module/role reference and guides as HTML in build/docs/build/html (antsibull-docs)"
 	@echo "make newest          sanity + units on the newest ansible-core (Python 3.12 from pyenv)"
 	@echo "make clean           remove venvs, build/ and tests/output/"
 
@@ -94,10 +93,6 @@ changelog-lint: venv
 build: venv
 	$(PY) .ci/build_check.py
 
-.PHONY: docs
-docs: venv
-	$(PY) .ci/build_docs.py
-
 sim-tests: venv
 	@if [ ! -d tests/simulator/tests ]; then echo "SKIPPED: tests/simulator/tests does not exist yet"; exit 0; fi; \
 	$(PY) -m pytest -p no:cacheprovider tests/simulator/tests $(PYTEST_ARGS); rc=$$?; \
@@ -114,8 +109,10 @@ demo: venv
 
 # --- everything -------------------------------------------------------------------------------
 
+# Steps run two at a time (TEST_JOBS), longest first; the summary lists them in this order.
+TEST_JOBS ?= 2
 test: venv
-	$(PY) .ci/orchestrate.py sanity units integration sim-tests lint docs-lint changelog-lint build newest
+	$(PY) .ci/orchestrate.py -j $(TEST_JOBS) newest sanity units integration sim-tests lint docs-lint changelog-lint build
 
 clean:
 	rm -rf $(VENV) $(NEWEST_VENV) build tests/output

@@ -2,9 +2,10 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run several make targets as test steps and report on all of them (``make test``).
 
-Usage: python .ci/orchestrate.py STEP [STEP ...]   (each STEP is a make target)
+Usage: python .ci/orchestrate.py [-j N] STEP [STEP ...]   (each STEP is a make target)
 
-Each step runs to its end even when an earlier one failed. Its whole output goes to
+Each step runs to its end even when another one failed; with ``-j N`` up to N steps run at the
+same time, taken in the given order (list long steps first). Its whole output goes to
 build/logs/<step>.log; the tail of the log of a failed step is printed. Per step it prints
 PASS/FAIL/SKIP, the duration and the counts it could parse:
 
@@ -24,6 +25,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,10 +40,11 @@ SANITY_START = re.compile(r'^Running sanity test "(?P<name>[^"]+)"(?: on Python 
 SANITY_SKIP = re.compile(r'Skipping sanity test "')
 # Lines that end the section of the sanity test before them: ansible-test's closing summary and
 # the lines .ci/run_ansible_test.py prints before and after each ansible-test run.
-SANITY_END = re.compile(r'^(ERROR: The \d+ sanity test\(s\) listed below|\[run_ansible_test\] )')
+SANITY_END = re.compile(r'^((?:ERROR|FATAL): The \d+ sanity test\(s\) listed below|\[run_ansible_test\] )')
 INTEGRATION_START = re.compile(r'^Running (?P<name>\S+) integration test (?:role|script)$')
 INTEGRATION_FAILED = re.compile(r'^(?:ERROR|FATAL): The \d+ integration test\(s\) listed below \(out of \d+\) failed')
 # Colour (CSI) and hyperlink (OSC 8) escape sequences.
+PRINT_LOCK = threading.Lock()
 ANSI = re.compile(r'\x1b\[[0-9;?]*[A-Za-z]|\x1b\]8;[^\x1b\x07]*(?:\x1b\\|\x07)')
 # A step that exits 0 with one of these lines and no test counts is reported as skipped.
 SKIP_LINE = re.compile(r'^(SKIPPED: |WARNING: All targets skipped\.)')
@@ -169,46 +172,72 @@ def fmt_duration(seconds: float) -> str:
     return '%dm%02ds' % (minutes, secs) if minutes else '%ds' % secs
 
 
-def main(steps: list[str]) -> int:
+def report_step(step: str, status: str, duration: float, counts: Counts, log_path: str) -> None:
+    """Print the result line of a step, its SKIPPED reason or the tail of its log."""
+    out = ['%s %s (%s): %d passed, %d failed, %d skipped  [log: %s]' % (
+        status, step, fmt_duration(duration), counts.passed, counts.failed, counts.skipped,
+        os.path.relpath(log_path, ROOT))]
+    with open(log_path, encoding='utf-8', errors='replace') as handle:
+        lines = [ANSI.sub('', line.rstrip('\n')) for line in handle if not NOISE.match(line)]
+    if status == 'SKIP':
+        out += ['    ' + line for line in lines if SKIP_LINE.match(line)]
+    if status == 'FAIL':
+        tail = lines[-TAIL_LINES:]
+        out.append('---- last %d lines of %s ----' % (len(tail), os.path.relpath(log_path, ROOT)))
+        out += tail
+        out.append('---- end of %s ----' % step)
+    with PRINT_LOCK:
+        print('\n'.join(out), flush=True)
+
+
+def main(argv: list[str]) -> int:
     """Entry point."""
+    jobs = 1
+    if argv[:1] == ['-j'] and len(argv) > 1:
+        jobs, argv = max(1, int(argv[1])), argv[2:]
+    steps = argv
     if not steps:
         print(__doc__)
         return 2
     os.makedirs(LOG_DIR, exist_ok=True)
-    results = []
-    for step in steps:
-        print('==> %s ...' % step, flush=True)
-        status, duration, counts, log_path = run_step(step)
-        results.append((step, status, duration, counts))
-        print('%s %s (%s): %d passed, %d failed, %d skipped  [log: %s]' % (
-            status, step, fmt_duration(duration), counts.passed, counts.failed, counts.skipped,
-            os.path.relpath(log_path, ROOT)), flush=True)
-        if status == 'SKIP':
-            with open(log_path, encoding='utf-8', errors='replace') as handle:
-                for line in handle:
-                    if SKIP_LINE.match(line):
-                        print('    ' + line.rstrip())
-        if status == 'FAIL':
-            with open(log_path, encoding='utf-8', errors='replace') as handle:
-                tail = [line for line in handle if not NOISE.match(line)][-TAIL_LINES:]
-            print('---- last %d lines of %s ----' % (len(tail), os.path.relpath(log_path, ROOT)))
-            sys.stdout.write(''.join(ANSI.sub('', line) for line in tail))
-            print('---- end of %s ----' % step, flush=True)
+    results: dict[str, tuple[str, float, Counts]] = {}
+    pending = list(steps)
+    start = time.monotonic()
 
-    summary = ['', 'Summary (logs in %s):' % os.path.relpath(LOG_DIR, ROOT)]
-    for step, status, duration, counts in results:
+    def worker() -> None:
+        while True:
+            with PRINT_LOCK:
+                if not pending:
+                    return
+                step = pending.pop(0)
+                print('==> %s started' % step, flush=True)
+            status, duration, counts, log_path = run_step(step)
+            results[step] = (status, duration, counts)
+            report_step(step, status, duration, counts, log_path)
+
+    threads = [threading.Thread(target=worker) for _ in range(min(jobs, len(steps)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    summary = ['Summary (%s wall time, %d parallel; logs in %s):' % (
+        fmt_duration(time.monotonic() - start), len(threads), os.path.relpath(LOG_DIR, ROOT))]
+    for step in steps:
+        status, duration, counts = results[step]
         summary.append('  %-4s %-16s %8s  %4d passed  %3d failed  %3d skipped' % (
             status, step, fmt_duration(duration), counts.passed, counts.failed, counts.skipped))
-    failed_steps = [r[0] for r in results if r[1] == 'FAIL']
+    failed_steps = [step for step in steps if results[step][0] == 'FAIL']
     if failed_steps:
         summary.append('Failed steps: %s' % ', '.join(failed_steps))
-    total_skipped = sum(r[3].skipped for r in results)
+    total_skipped = sum(r[2].skipped for r in results.values())
     if total_skipped:
         summary.append('%d skipped' % total_skipped)
-    summary.append('%d passed, %d failed' % (sum(r[3].passed for r in results), sum(r[3].failed for r in results)))
+    summary.append('%d passed, %d failed' % (sum(r[2].passed for r in results.values()),
+                                             sum(r[2].failed for r in results.values())))
     with open(os.path.join(LOG_DIR, 'summary.txt'), 'w', encoding='utf-8') as handle:
-        handle.write('\n'.join(summary[1:]) + '\n')
-    print('\n'.join(summary), flush=True)
+        handle.write('\n'.join(summary) + '\n')
+    print('\n' + '\n'.join(summary), flush=True)
     return 1 if failed_steps else 0
 
 

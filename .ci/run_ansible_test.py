@@ -19,9 +19,10 @@ What it does:
 * places .ci/get_pip.py where ansible-test looks for its pip bootstrap script
   (``~/.ansible/test/cache/get_pip_<pip version>.py``, the version ansible-test pins);
 * runs ``ansible-test <args> --venv --python X.Y`` (X.Y = this interpreter's version) there;
-* copies the copy's ``tests/output`` (minus ``.tmp``) back into the work tree.
+* copies the copy's ``tests/output`` (minus ``.tmp``) back into the work tree;
+* for ``sanity``: fails if ``tests/sanity/ignore-*.txt`` has any entry (none are allowed).
 
-The exit code is ansible-test's.
+The exit code is ansible-test's, or 1 for sanity ignore entries.
 """
 
 from __future__ import annotations
@@ -209,6 +210,18 @@ def collection_copy(fresh: bool, keep: bool) -> t.Iterator[str]:
             shutil.rmtree(base, ignore_errors=True)
 
 
+def sanity_ignore_entries() -> list[str]:
+    """Entries in tests/sanity/ignore-*.txt: this collection allows none."""
+    entries = []
+    folder = os.path.join(ROOT, 'tests', 'sanity')
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if name.startswith('ignore-') and name.endswith('.txt'):
+            with open(os.path.join(folder, name), encoding='utf-8') as handle:
+                entries += ['tests/sanity/%s: %s' % (name, line.strip()) for line in handle
+                            if line.strip() and not line.lstrip().startswith('#')]
+    return entries
+
+
 def main(argv: list[str]) -> int:
     """Entry point."""
     options = {'--keep': False, '--fresh': False, '--clean': False}
@@ -248,7 +261,13 @@ def main(argv: list[str]) -> int:
         result = subprocess.run(cmd, cwd=dest, env=env, check=False)
         copy_output_back(dest)
         log('ansible-test %s exited with %d' % (args[0], result.returncode))
-        return result.returncode
+    if args[0] == 'sanity':
+        entries = sanity_ignore_entries()
+        if entries:
+            print('ERROR: sanity ignore entries are not allowed in this collection; fix the code instead:')
+            print('\n'.join('ERROR: ' + entry for entry in entries))
+            return 1
+    return result.returncode
 
 
 if __name__ == '__main__':
