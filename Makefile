@@ -35,6 +35,7 @@ help:
 	@echo "make docs-lint       antsibull-docs lint-collection-docs"
 	@echo "make changelog-lint  antsibull-changelog lint"
 	@echo "make build           build the collection, install it offline, ansible-doc, galaxy-importer"
+	@echo "make docs            module/role reference and guides as HTML in build/docs/build/html (antsibull-docs)"
 	@echo "make newest          sanity + units on the newest ansible-core (Python 3.12 from pyenv)"
 	@echo "make clean           remove venvs, build/ and tests/output/"
 
@@ -93,6 +94,10 @@ changelog-lint: venv
 build: venv
 	$(PY) .ci/build_check.py
 
+.PHONY: docs
+docs: venv
+	$(PY) .ci/build_docs.py
+
 sim-tests: venv
 	@if [ ! -d tests/simulator/tests ]; then echo "SKIPPED: tests/simulator/tests does not exist yet"; exit 0; fi; \
 	$(PY) -m pytest -p no:cacheprovider tests/simulator/tests $(PYTEST_ARGS); rc=$$?; \
@@ -106,6 +111,16 @@ sim:
 
 demo: venv
 	$(PY) .ci/demo.py
+
+# --- benchmark and chaos run (tests/bench, results in build/bench and build/chaos) ------------
+
+# make bench [BENCH_N=50,200] [BENCH_ARGS="--keys 3 --forks 10 --noop-runs 2"]; make chaos [CHAOS_ARGS=...]
+.PHONY: bench chaos
+bench: venv
+	$(PY) tests/bench/bench.py $(if $(BENCH_N),--sizes $(BENCH_N)) $(BENCH_ARGS)
+
+chaos: venv
+	$(PY) tests/bench/chaos.py $(CHAOS_ARGS)
 
 # --- everything -------------------------------------------------------------------------------
 
