@@ -18,7 +18,8 @@ try:
 except ImportError:  # pragma: no cover - Python 2 is not supported, keeps sanity's compile checks quiet
     from urlparse import urlsplit  # type: ignore
 
-from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.common.parameters import env_fallback
+from ansible.module_utils.errors import AnsibleFallbackNotFound
 
 REQUESTS_IMPORT_ERROR = None
 try:
@@ -32,10 +33,20 @@ except ImportError:
 COLLECTION_VERSION = '0.1.0'
 DEFAULT_BASE_URL = 'https://api.cortecs.ai/v1'
 
+
+
+def set_env_fallback(*names):
+    """Like env_fallback, but an empty variable counts as unset (credential injectors export empty ones)."""
+    value = env_fallback(*names)
+    if value == '':
+        raise AnsibleFallbackNotFound
+    return value
+
+
 # The options every module shares; documented once in the doc fragment cortecs.management.api.
 COMMON_ARGUMENT_SPEC = dict(
-    management_key=dict(type='str', required=True, no_log=True, fallback=(env_fallback, ['CORTECS_MANAGEMENT_KEY'])),
-    base_url=dict(type='str', default=DEFAULT_BASE_URL, fallback=(env_fallback, ['CORTECS_BASE_URL'])),
+    management_key=dict(type='str', required=True, no_log=True, fallback=(set_env_fallback, ['CORTECS_MANAGEMENT_KEY'])),
+    base_url=dict(type='str', default=DEFAULT_BASE_URL, fallback=(set_env_fallback, ['CORTECS_BASE_URL'])),
     timeout=dict(type='float', default=30.0),
     validate_certs=dict(type='bool', default=True),
     retries=dict(type='int', default=5),

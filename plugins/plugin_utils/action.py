@@ -68,6 +68,9 @@ class CortecsActionBase(ActionBase):
 
     def _execution_mode(self, task_vars):
         mode = task_vars.get(EXECUTION_VAR)
+        if mode is not None:
+            # Variables reach action plugins untemplated.
+            mode = self._templar.template(mode)
         if mode is None:
             mode = os.environ.get(EXECUTION_ENV) or 'auto'
         return '%s' % (mode,)

@@ -413,3 +413,33 @@ def test_real_request_sends_json_and_bearer():
         assert 'Content-Type: application/json' in raw
     finally:
         server.close()
+
+
+# --- environment fallbacks ----------------------------------------------------------------------
+
+def validate_env(monkeypatch, environ, args):
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    for name in ('CORTECS_MANAGEMENT_KEY', 'CORTECS_BASE_URL'):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    return ArgumentSpecValidator(api.COMMON_ARGUMENT_SPEC).validate(args)
+
+
+def test_credentials_come_from_the_environment(monkeypatch):
+    result = validate_env(monkeypatch, {'CORTECS_MANAGEMENT_KEY': TOKEN, 'CORTECS_BASE_URL': 'http://127.0.0.1:8080/v1'}, {})
+    assert not result.error_messages
+    assert result.validated_parameters['management_key'] == TOKEN
+    assert result.validated_parameters['base_url'] == 'http://127.0.0.1:8080/v1'
+    assert TOKEN in result._no_log_values
+
+
+def test_empty_environment_variables_count_as_unset(monkeypatch):
+    result = validate_env(monkeypatch, {'CORTECS_MANAGEMENT_KEY': '', 'CORTECS_BASE_URL': ''}, {})
+    assert result.error_messages == ['missing required arguments: management_key']
+    assert result.validated_parameters['base_url'] == api.DEFAULT_BASE_URL
+
+
+def test_task_arguments_win_over_the_environment(monkeypatch):
+    result = validate_env(monkeypatch, {'CORTECS_MANAGEMENT_KEY': 'from-env'}, {'management_key': TOKEN})
+    assert result.validated_parameters['management_key'] == TOKEN
