@@ -98,9 +98,11 @@ build: venv
 docs: venv
 	$(PY) .ci/build_docs.py
 
+# Runs from build/sim-tests so that hypothesis keeps its .hypothesis/ database there.
 sim-tests: venv
 	@if [ ! -d tests/simulator/tests ]; then echo "SKIPPED: tests/simulator/tests does not exist yet"; exit 0; fi; \
-	$(PY) -m pytest -p no:cacheprovider tests/simulator/tests $(PYTEST_ARGS); rc=$$?; \
+	mkdir -p build/sim-tests && cd build/sim-tests && \
+	$(CURDIR)/$(PY) -m pytest -p no:cacheprovider --rootdir $(CURDIR) $(CURDIR)/tests/simulator/tests $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "SKIPPED: pytest collected no tests in tests/simulator/tests"; exit 0; fi; \
 	exit $$rc
 
