@@ -215,7 +215,7 @@ def main(argv: list[str]) -> int:
             results[step] = (status, duration, counts)
             report_step(step, status, duration, counts, log_path)
 
-    threads = [threading.Thread(target=worker) for _ in range(min(jobs, len(steps)))]
+    threads = [threading.Thread(target=worker) for _slot in range(min(jobs, len(steps)))]
     for thread in threads:
         thread.start()
     for thread in threads:
