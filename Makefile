@@ -23,7 +23,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 	sim-tests newest sim demo test clean
 
 help:
-	@echo "make demo            start the simulator and run playbooks/demo.yml against it"
+	@echo "make demo            provision 3 simulated environments: --check --diff, real run, no-op re-run"
 	@echo "make test            every check below through one runner (logs in build/logs/)"
 	@echo "make sim             run the API simulator in the foreground (SIM_PORT, SIM_KEY, SIM_ARGS)"
 	@echo "make venv            .venv/ from requirements-dev.txt"
@@ -112,7 +112,7 @@ sim:
 	$(PYTHON) tests/simulator/cortecs_sim.py $(SIM_ARGS)
 
 demo: venv
-	$(PY) .ci/demo.py
+	$(PY) tests/demo/demo.py
 
 # --- benchmark and chaos run (tests/bench, results in build/bench and build/chaos) ------------
 
@@ -129,7 +129,7 @@ chaos: venv
 # Steps run two at a time (TEST_JOBS), longest first; the summary lists them in this order.
 TEST_JOBS ?= 2
 test: venv
-	$(PY) .ci/orchestrate.py -j $(TEST_JOBS) newest sanity units integration sim-tests lint docs-lint changelog-lint build
+	$(PY) .ci/orchestrate.py -j $(TEST_JOBS) newest sanity units integration sim-tests lint docs-lint changelog-lint build demo
 
 clean:
 	rm -rf $(VENV) $(NEWEST_VENV) build tests/output
