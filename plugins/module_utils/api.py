@@ -34,7 +34,6 @@ COLLECTION_VERSION = '0.1.0'
 DEFAULT_BASE_URL = 'https://api.cortecs.ai/v1'
 
 
-
 def set_env_fallback(*names):
     """Like env_fallback, but an empty variable counts as unset (credential injectors export empty ones)."""
     value = env_fallback(*names)
