@@ -129,7 +129,7 @@ chaos: venv
 # Steps run two at a time (TEST_JOBS), longest first; the summary lists them in this order.
 TEST_JOBS ?= 2
 test: venv
-	$(PY) .ci/orchestrate.py -j $(TEST_JOBS) newest sanity units integration sim-tests lint docs-lint changelog-lint build demo
+	$(PY) .ci/orchestrate.py -j $(TEST_JOBS) integration newest sanity units sim-tests lint docs-lint changelog-lint build demo
 
 clean:
 	rm -rf $(VENV) $(NEWEST_VENV) build tests/output

@@ -32,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOG_DIR = os.path.join(ROOT, 'build', 'logs')
 TAIL_LINES = 60
 # Generous per-step limit so that a hung step cannot eat the whole CI budget.
-STEP_TIMEOUT = int(os.environ.get('CI_STEP_TIMEOUT', '1800'))
+STEP_TIMEOUT = int(os.environ.get('CI_STEP_TIMEOUT', '3600'))
 
 PYTEST_SUMMARY = re.compile(r'^=+ (?P<body>(?:\d+ \w+(?:, )?)+)(?: in [\d.]+s.*)? =+$')
 PYTEST_COUNT = re.compile(r'(\d+) (\w+)')
