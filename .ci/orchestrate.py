@@ -117,8 +117,9 @@ def parse_integration(lines: list[str], counts: Counts) -> None:
                 if not name.strip() or name.startswith(('FATAL:', 'ERROR:', 'WARNING:')):
                     break
                 failed.add(name.strip())
-    if not failed and any(line.startswith('FATAL:') for line in lines):
-        failed.add(ran[-1])  # aborted (without --continue-on-error): the last target that ran failed
+    finished = any(line.startswith('[run_ansible_test] ansible-test integration exited') for line in lines)
+    if not failed and (not finished or any(line.startswith('FATAL:') for line in lines)):
+        failed.add(ran[-1])  # aborted or killed: the last target that started did not pass
     counts.add(passed=len([n for n in ran if n not in failed]), failed=len([n for n in ran if n in failed]))
 
 

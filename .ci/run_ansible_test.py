@@ -20,6 +20,7 @@ What it does:
   (``~/.ansible/test/cache/get_pip_<pip version>.py``, the version ansible-test pins);
 * runs ``ansible-test <args> --venv --python X.Y`` (X.Y = this interpreter's version) there;
 * copies the copy's ``tests/output`` (minus ``.tmp``) back into the work tree;
+* stops processes still running from the copy when ansible-test ends or is interrupted (SIGTERM);
 * for ``sanity``: fails if ``tests/sanity/ignore-*.txt`` has any entry (none are allowed).
 
 The exit code is ansible-test's, or 1 for sanity ignore entries.
@@ -34,6 +35,7 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -210,6 +212,29 @@ def collection_copy(fresh: bool, keep: bool) -> t.Iterator[str]:
             shutil.rmtree(base, ignore_errors=True)
 
 
+def stop_leftovers(dest: str) -> None:
+    """Stop processes still running from the copy: background servers of an integration target
+    that was interrupted (the copy's path is unique to this run and locked, so they are ours)."""
+    pids = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % entry, 'rb') as handle:
+                cmdline = handle.read().replace(b'\0', b' ').decode('utf-8', 'replace')
+        except OSError:
+            continue
+        if dest + '/' in cmdline:
+            pids.append(int(entry))
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    if pids:
+        log('stopped %d leftover process(es) started from the copy: %s' % (len(pids), ' '.join(map(str, pids))))
+
+
 def sanity_ignore_entries() -> list[str]:
     """Entries in tests/sanity/ignore-*.txt: this collection allows none."""
     entries = []
@@ -258,7 +283,12 @@ def main(argv: list[str]) -> int:
         env.pop('ANSIBLE_COLLECTIONS_PATHS', None)
         cmd = [ansible_test] + args
         log('running: %s' % ' '.join(cmd))
-        result = subprocess.run(cmd, cwd=dest, env=env, check=False)
+        # A SIGTERM (make test's step timeout, CI) ends ansible-test and then the processes it left.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        try:
+            result = subprocess.run(cmd, cwd=dest, env=env, check=False)
+        finally:
+            stop_leftovers(dest)
         copy_output_back(dest)
         log('ansible-test %s exited with %d' % (args[0], result.returncode))
     if args[0] == 'sanity':
