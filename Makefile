@@ -37,7 +37,7 @@ help:
 	@echo "make build           build the collection, install it offline, ansible-doc, galaxy-importer"
 	@echo "make docs            module/role reference and guides as HTML in build/docs/build/html (antsibull-docs)"
 	@echo "make newest          sanity + units on the newest ansible-core (Python 3.12 from pyenv)"
-	@echo "make clean           remove venvs, build/ and tests/output/"
+	@echo "make clean           remove venvs, build/, tests/output/ and the kept ansible-test copies"
 
 # --- virtual environments -------------------------------------------------------------------
 
@@ -132,4 +132,5 @@ test: venv
 	$(PY) .ci/orchestrate.py -j $(TEST_JOBS) integration newest sanity units sim-tests lint docs-lint changelog-lint build demo
 
 clean:
+	$(PYTHON) .ci/run_ansible_test.py --clean
 	rm -rf $(VENV) $(NEWEST_VENV) build tests/output
