@@ -5,7 +5,7 @@
 """`make chaos`: converge the bench fleet through injected faults; no duplicate key, no secret unaccounted for.
 
 1. Start the simulator with N environments and inject faults (POST /_sim/faults): 429 with Retry-After at a
-   rate, 503 at a rate plus bursts of consecutive 503 every few seconds (any method), lost replies of a
+   rate, 503 at a rate plus short outages (every request 503 for a second) every few seconds, lost replies of a
    share of the key creations (the key is created, the reply with its one-time secret never arrives), and
    latency on every request.
 2. Run cortecs.management.provision; re-run it with the faults still on while an environment failed (the
@@ -52,8 +52,9 @@ def parse_args(argv):
     parser.add_argument('--rate-limit', type=float, default=0.05, help='share of requests answered 429 (default 0.05)')
     parser.add_argument('--retry-after', type=int, default=1, help='Retry-After seconds of the 429 (default 1)')
     parser.add_argument('--fail-rate', type=float, default=0.03, help='share of requests answered 503 (default 0.03)')
-    parser.add_argument('--burst-every', type=float, default=4.0, help='seconds between 503 bursts (default 4; 0: none)')
-    parser.add_argument('--burst-size', type=int, default=5, help='consecutive requests answered 503 per burst (default 5)')
+    parser.add_argument('--burst-every', type=float, default=4.0, help='seconds between 503 outages (default 4; 0: none)')
+    parser.add_argument('--burst-seconds', type=float, default=1.0,
+                        help='length of each outage: every request (any method, any environment) gets 503 (default 1)')
     parser.add_argument('--lose-create', type=float, default=0.15, help='share of key creations whose reply is lost (default 0.15)')
     parser.add_argument('--latency-ms', type=float, default=20.0, help='latency added to every request (default 20 ms)')
     parser.add_argument('--seed', default='8', help='seed of the simulator fault randomness (default 8)')
@@ -73,7 +74,7 @@ def fault_doc(args, burst=False):
         lose_reply_rate=dict(rate=args.lose_create, methods=['POST']),
     )
     if burst:
-        doc['fail_next'] = dict(count=args.burst_size, status=503)
+        doc['fail_rate'] = dict(rate=1.0, status=503)
     return doc
 
 
@@ -82,7 +83,10 @@ class HarnessError(Exception):
 
 
 class Bursts(threading.Thread):
-    """Every few seconds: the next --burst-size requests (any method, any environment) get 503."""
+    """Every --burst-every seconds an outage of --burst-seconds: every request in that time gets 503.
+
+    Time-bound like a real gateway outage, not a count of requests: a count-bound burst would fall entirely on
+    whichever environment happens to be the only one still running at the end of a play."""
 
     def __init__(self, sim, args):
         super(Bursts, self).__init__(name='chaos-bursts')
@@ -97,8 +101,17 @@ class Bursts(threading.Thread):
             try:
                 self.sim.set_faults(fault_doc(self.args, burst=True))
                 self.count += 1
+                self.stopped.wait(self.args.burst_seconds)
             except Exception:  # pylint: disable=broad-except
                 pass
+            finally:
+                self.restore()
+
+    def restore(self):
+        try:
+            self.sim.set_faults(fault_doc(self.args))
+        except Exception:  # pylint: disable=broad-except
+            pass
 
     def stop(self):
         self.stopped.set()
@@ -276,10 +289,10 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     shutil.rmtree(args.out, ignore_errors=True)
     os.makedirs(args.out)
-    benchlib.banner('Chaos: %d environments x %d keys, forks %d; 429 %.0f%% (Retry-After %d s), 503 %.0f%% + bursts of %d every %g s, '
+    benchlib.banner('Chaos: %d environments x %d keys, forks %d; 429 %.0f%% (Retry-After %d s), 503 %.0f%% + outages of %g s every %g s, '
                     '%.0f%% of create replies lost, %g ms latency' % (
                         args.environments, args.keys, args.forks, 100 * args.rate_limit, args.retry_after, 100 * args.fail_rate,
-                        args.burst_size, args.burst_every, 100 * args.lose_create, args.latency_ms))
+                        args.burst_seconds, args.burst_every, 100 * args.lose_create, args.latency_ms))
     chaos = Chaos(args)
     report = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'), machine=benchlib.machine_facts(),
                   parameters=dict((k, v) for k, v in vars(args).items() if k != 'out'))
@@ -327,7 +340,7 @@ def main(argv=None):
     benchlib.banner('Chaos results')
     print('runs with faults          %d (re-runs needed: %d; last one without a failed environment: %s)' % (
         fault_runs, fault_runs - 1, 'yes' if converged_with_faults else 'NO'))
-    print('503 bursts injected       %d' % report['bursts'])
+    print('503 outages injected      %d' % report['bursts'])
     print('verify run without faults %s' % ('no change, 0 writes: converged' if converged else 'NOT a no-op'))
     print('keys created              %d' % counts['keys_created'])
     print('  secrets on disk (0600)  %d  (each authenticates against the simulator)' % counts['secrets_on_disk'])
