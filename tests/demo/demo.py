@@ -12,7 +12,6 @@ then for real, then once more (nothing left to change), shows where the created 
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-import json
 import os
 import re
 import shutil
@@ -21,14 +20,11 @@ import subprocess
 import sys
 import time
 
-try:
-    from urllib.request import urlopen, Request
-except ImportError:  # pragma: no cover
-    pass
-
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-SIMULATOR = os.path.join(ROOT, 'tests', 'simulator', 'cortecs_sim.py')
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'simulator'))
+
+from sim_harness import ROOT, Simulator, ansible_playbook, collections_path  # noqa: E402 pylint: disable=wrong-import-position
+
 INVENTORY = os.path.join(HERE, 'inventory')
 ENVIRONMENTS = ['env01', 'env02', 'env03']
 
@@ -37,48 +33,18 @@ def banner(text):
     print('\n' + '=' * 78 + '\n== ' + text + '\n' + '=' * 78, flush=True)
 
 
-def sim_call(url, method='GET'):
-    request = Request(url, data=b'' if method == 'POST' else None, method=method)
-    with urlopen(request, timeout=5) as reply:
-        return json.loads(reply.read().decode() or 'null')
-
-
-def start_simulator(workdir):
-    port_file = os.path.join(workdir, 'sim.port')
-    log = open(os.path.join(workdir, 'simulator.log'), 'w')
-    proc = subprocess.Popen([sys.executable, SIMULATOR, '--port', '0', '--port-file', port_file, '--projects', str(len(ENVIRONMENTS))],
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit('The simulator exited early; see %s' % log.name)
-        if os.path.exists(port_file) and open(port_file).read().strip():
-            return proc, 'http://127.0.0.1:%s' % open(port_file).read().strip()
-        time.sleep(0.05)
-    proc.terminate()
-    raise SystemExit('The simulator did not start within 15 s; see %s' % log.name)
-
-
-def collections_path(workdir):
-    """Make this checkout importable as cortecs.management without installing it."""
-    namespace = os.path.join(workdir, 'collections', 'ansible_collections', 'cortecs')
-    os.makedirs(namespace)
-    os.symlink(ROOT, os.path.join(namespace, 'management'))
-    return os.path.join(workdir, 'collections')
-
-
-def run_playbook(title, sim_url, env, extra):
+def run_playbook(title, sim, env, extra):
     banner(title)
-    command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', INVENTORY, 'cortecs.management.provision'] + extra
+    command = [ansible_playbook(), '-i', INVENTORY, 'cortecs.management.provision'] + extra
     print('$ ansible-playbook ' + ' '.join(command[2:]), flush=True)
-    sim_call(sim_url + '/_sim/reset-counters', 'POST')
+    sim.reset_counters()
     started = time.time()
     proc = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
     elapsed = time.time() - started
     print(proc.stdout, flush=True)
     if proc.returncode != 0:
         raise SystemExit('ansible-playbook failed (exit %d)' % proc.returncode)
-    counters = sim_call(sim_url + '/_sim/counters')
+    counters = sim.counters()
     print('API requests seen by the simulator: %d reads, %d writes in %.1f s' % (
         counters['total']['reads'], counters['total']['writes'], elapsed))
     for name in ENVIRONMENTS:
@@ -109,12 +75,12 @@ def main():
     os.makedirs(workdir)
     secret_root = os.path.join(workdir, 'secrets')
     banner('Starting the Cortecs API simulator with %d environments' % len(ENVIRONMENTS))
-    proc, sim_url = start_simulator(workdir)
-    print('simulator: %s/v1  (inventory: %s)' % (sim_url, os.path.relpath(INVENTORY, ROOT)))
+    sim = Simulator(workdir, len(ENVIRONMENTS), quiet=False)
+    print('simulator: %s/v1  (inventory: %s)' % (sim.url, os.path.relpath(INVENTORY, ROOT)))
     env = dict(os.environ)
     env.update(
         ANSIBLE_COLLECTIONS_PATH=collections_path(workdir),
-        CORTECS_BASE_URL=sim_url + '/v1',
+        CORTECS_BASE_URL=sim.url + '/v1',
         ANSIBLE_FORCE_COLOR='0',
         ANSIBLE_NOCOLOR='1',
         ANSIBLE_LOCALHOST_WARNING='0',
@@ -123,19 +89,18 @@ def main():
     env.pop('CORTECS_MANAGEMENT_KEY', None)
     extra = ['-e', 'cortecs_demo_secret_root=%s' % secret_root]
     try:
-        dry, dry_counters = run_playbook('1/3  Dry run: --check --diff shows what would change and writes nothing', sim_url, env, extra + ['--check', '--diff'])
+        dry, dry_counters = run_playbook('1/3  Dry run: --check --diff shows what would change and writes nothing', sim, env, extra + ['--check', '--diff'])
         if dry_counters['total']['writes'] != 0 or os.path.exists(secret_root):
             raise SystemExit('check mode wrote something: %d API writes' % dry_counters['total']['writes'])
-        run_playbook('2/3  Real run: balance guard, settings, keys; secrets go to disk', sim_url, env, extra)
-        again, again_counters = run_playbook('3/3  Second run: everything converged, nothing to do', sim_url, env, extra)
+        run_playbook('2/3  Real run: balance guard, settings, keys; secrets go to disk', sim, env, extra)
+        again, again_counters = run_playbook('3/3  Second run: everything converged, nothing to do', sim, env, extra)
         if any(changed_counts(again)) or again_counters['total']['writes'] != 0:
             raise SystemExit('the second run was not a no-op: changed=%s, %d writes' % (changed_counts(again), again_counters['total']['writes']))
         show_secrets(secret_root)
         banner('Done: dry run wrote nothing, the real run converged %d environments, the re-run changed nothing' % len(ENVIRONMENTS))
         print('The demo secrets stay in %s; in real life hand them to your vault.' % os.path.relpath(secret_root, ROOT))
     finally:
-        proc.terminate()
-        proc.wait(10)
+        sim.stop()
         print('simulator stopped', flush=True)
     return 0
 
