@@ -294,6 +294,15 @@ def linear_targets(sizes):
     return targets
 
 
+def table_rows(results):
+    """(variant, row, (no-op vs floor, no-op vs uri)) for every measured variant in table order; None without a base."""
+    bases = [results.get(name, {}).get('noop') for name in ('floor', 'uri')]
+    for variant in VARIANTS:
+        if variant in results:
+            row = results[variant]
+            yield variant, row, tuple(ratio(row['noop']['wall_s'], base['wall_s']) if base else None for base in bases)
+
+
 def cell(record, with_api=True):
     if not record:
         return '-'
@@ -312,15 +321,9 @@ def print_table(size, keys, forks, noop_runs, results, targets):
     header = ['variant'.ljust(24)] + [PHASE_LABELS[phase].ljust(width) for phase in PHASES] + ['no-op/floor', 'no-op/uri']
     print(' | '.join(header))
     print('-' * len(' | '.join(header)))
-    floor = results.get('floor', {}).get('noop')
-    uri = results.get('uri', {}).get('noop')
-    for variant in VARIANTS:
-        if variant not in results:
-            continue
-        row = results[variant]
+    for variant, row, (vs_floor, vs_uri) in table_rows(results):
         cells = [LABELS[variant].ljust(24)] + [cell(row.get(phase)).ljust(width) for phase in PHASES]
-        for base in (floor, uri):
-            cells.append(('%.3f' % ratio(row['noop']['wall_s'], base['wall_s']) if base else '-').ljust(11))
+        cells += [('-' if value is None else '%.3f' % value).ljust(11) for value in (vs_floor, vs_uri)]
         print(' | '.join(cells))
     print_targets(targets)
 
@@ -338,13 +341,7 @@ def markdown(report):
         lines.append('')
         lines.append('| variant | first converge | converged no-op | check (fresh fleet) | no-op vs floor | no-op vs uri |')
         lines.append('| --- | --- | --- | --- | --- | --- |')
-        results = item['results']
-        floor = results.get('floor', {}).get('noop')
-        uri = results.get('uri', {}).get('noop')
-        for variant in VARIANTS:
-            if variant not in results:
-                continue
-            row = results[variant]
+        for variant, row, (vs_floor, vs_uri) in table_rows(item['results']):
             cells = []
             for phase in PHASES:
                 record = row[phase]
@@ -352,8 +349,8 @@ def markdown(report):
                 if 'reads_per_env' in record:
                     text += ' (%g r / %g w)' % (round(record['reads_per_env'], 2), round(record['writes_per_env'], 2))
                 cells.append(text)
-            cells.append('%.2f' % ratio(row['noop']['wall_s'], floor['wall_s']) if floor else '-')
-            cells.append('%.3f' % ratio(row['noop']['wall_s'], uri['wall_s']) if uri else '-')
+            cells.append('-' if vs_floor is None else '%.2f' % vs_floor)
+            cells.append('-' if vs_uri is None else '%.3f' % vs_uri)
             lines.append('| %s | %s |' % (LABELS[variant], ' | '.join(cells)))
         lines.append('')
         for name, measured, passed in item['targets']:
